@@ -146,22 +146,30 @@ def radec_to_xyz(ra_deg, dec_deg) -> np.ndarray:
 
 
 # -- error models ----------------------------------------------------------
+def _positive(x) -> np.ndarray:
+    """float64 copy with non-positive values made NaN, so validation flags them (not squares them away)."""
+    x = np.array(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        x[~(x > 0)] = np.nan
+    return x
+
+
 def cov_circular(sigma_arcsec) -> np.ndarray:
-    s2 = np.asarray(sigma_arcsec, dtype=np.float64) ** 2
+    s2 = _positive(sigma_arcsec) ** 2
     return np.stack([s2, s2, np.zeros_like(s2)], axis=1)
 
 
 def cov_axes(sigma_ra_arcsec, sigma_dec_arcsec) -> np.ndarray:
     """Per-axis errors (the RA error already on the sky, i.e. times cos Dec)."""
-    a = np.asarray(sigma_ra_arcsec, dtype=np.float64)
-    d = np.asarray(sigma_dec_arcsec, dtype=np.float64)
+    a = _positive(sigma_ra_arcsec)
+    d = _positive(sigma_dec_arcsec)
     return np.stack([a * a, d * d, np.zeros_like(a)], axis=1)
 
 
 def cov_ellipse(a_arcsec, b_arcsec, pa_deg) -> np.ndarray:
     """Error ellipse (semi-axes a >= b in arcsec, PA of a east of north in deg), W&N eqs 28-29."""
-    a = np.asarray(a_arcsec, dtype=np.float64)
-    b = np.asarray(b_arcsec, dtype=np.float64)
+    a = _positive(a_arcsec)
+    b = _positive(b_arcsec)
     t = np.radians(np.asarray(pa_deg, dtype=np.float64))
     s, c = np.sin(t), np.cos(t)
     return np.stack([a * a * s * s + b * b * c * c, a * a * c * c + b * b * s * s,

@@ -1,0 +1,1 @@
+"""CUDA kernel sources of gpumatch (shipped as package data gpumatch._kernels)."""
