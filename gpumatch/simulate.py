@@ -76,25 +76,41 @@ class SimulatedField:
     def params(self) -> dict:
         return dict(vars(self.spec))
 
-    def write(self, folder, n_tiles: int = 3) -> dict:
-        """Write A as a Muno-like CSV, B as VizieR TSV tiles (GN-like), and the truth table.
+    def write(self, folder, n_tiles: int = 3, fmt: str = "vizier") -> dict:
+        """Write A (Muno-like columns), B in ``n_tiles`` tiles (GN-like columns) and the truth table.
 
-        Returns {'a': path, 'b': [tile paths], 'truth': path}.
+        ``fmt``: 'vizier' (A as CSV with '--' for missing values, B as VizieR semicolon TSV
+        tiles, as in the notebook), or 'csv', 'fits', 'parquet' (both catalogues in that
+        format, provenance metadata included).  Returns {'a': path, 'b': [tile paths], 'truth': path}.
         """
+        from .io import write_table
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if fmt not in ("vizier", "csv", "fits", "parquet"):
+            raise ValueError(f"unknown simulation output format {fmt!r}")
+        meta = {"simulated_by": "gpumatch.simulate", "spec": vars(self.spec)}
         fa = self.a.to_frame()
-        xa = pd.DataFrame({"CXOGC": fa["id"], "RAJ2000": fa["ra"].round(7), "DEJ2000": fa["dec"].round(7),
-                           "ePos": fa["sigma_arcsec"].round(4), "HR0": self.a.extra["HR0"],
-                           "Xmag": self.a.mags["Xmag"].round(4)})
-        a_path = folder / "xray.csv"
-        xa.to_csv(a_path, index=False, na_rep="--")
+        xa = pd.DataFrame({"CXOGC": fa["id"].astype(str), "RAJ2000": fa["ra"].round(7),
+                           "DEJ2000": fa["dec"].round(7), "ePos": fa["sigma_arcsec"].round(4),
+                           "HR0": self.a.extra["HR0"], "Xmag": self.a.mags["Xmag"].round(4)})
+        ext = {"vizier": "csv", "csv": "csv", "fits": "fits", "parquet": "parquet"}[fmt]
+        a_path = folder / f"xray.{ext}"
+        if fmt == "vizier":
+            xa.to_csv(a_path, index=False, na_rep="--")
+        else:
+            write_table(xa, a_path, meta=meta, overwrite=True)
         fb = self.b.to_frame()
-        tiles = np.array_split(np.arange(len(fb)), n_tiles)
+        gn = pd.DataFrame({"RAJ2000": fb["ra"], "DEJ2000": fb["dec"], "e_RAJ2000": fb["sigma_arcsec"],
+                           "e_DEJ2000": fb["sigma_arcsec"], "Jmag": fb["J"], "Hmag": fb["H"], "Ksmag": fb["Ks"]})
         b_paths = []
-        for t, rows in enumerate(tiles, start=1):
-            p = folder / f"ir_tile{t}.tsv"
-            write_vizier_tsv(fb.iloc[rows], p, tile=t)
+        for t, rows in enumerate(np.array_split(np.arange(len(gn)), n_tiles), start=1):
+            if fmt == "vizier":
+                p = folder / f"ir_tile{t}.tsv"
+                write_vizier_tsv(gn.iloc[rows], p, tile=t)
+            else:
+                p = folder / f"ir_tile{t}.{ext}"
+                write_table(gn.iloc[rows].reset_index(drop=True), p, meta=meta, overwrite=True)
             b_paths.append(p)
         truth_path = folder / "truth.csv"
         self.truth_table().to_csv(truth_path, index=False)
@@ -102,18 +118,22 @@ class SimulatedField:
 
 
 def write_vizier_tsv(frame: pd.DataFrame, path, tile: int = 1):
-    """Write B rows in VizieR's semicolon TSV layout: '#' comments, header, units, dashes."""
-    cols = [("RAJ2000", "deg", "ra", "{:.7f}"), ("DEJ2000", "deg", "dec", "{:.7f}"),
-            ("e_RAJ2000", "arcsec", "sigma_arcsec", "{:.6f}"), ("e_DEJ2000", "arcsec", "sigma_arcsec", "{:.6f}"),
-            ("Jmag", "mag", "J", "{:.5f}"), ("Hmag", "mag", "H", "{:.5f}"), ("Ksmag", "mag", "Ks", "{:.5f}")]
+    """Write a GN-like table in VizieR's semicolon TSV layout: '#' comments, header, units, dashes.
+
+    ``frame`` has RAJ2000, DEJ2000 (deg), e_RAJ2000, e_DEJ2000 (arcsec), Jmag, Hmag, Ksmag (mag);
+    missing values are written as blank fields, as VizieR does.
+    """
+    cols = [("RAJ2000", "deg", "{:.7f}"), ("DEJ2000", "deg", "{:.7f}"), ("e_RAJ2000", "arcsec", "{:.6f}"),
+            ("e_DEJ2000", "arcsec", "{:.6f}"), ("Jmag", "mag", "{:.5f}"), ("Hmag", "mag", "{:.5f}"),
+            ("Ksmag", "mag", "{:.5f}")]
     lines = ["#", "#   VizieR Astronomical Server (simulated by gpumatch)",
              f"#   Tile {tile}: synthetic GALACTICNUCLEUS-like catalogue", "#",
              ";".join(c[0] for c in cols), ";".join(c[1] for c in cols),
              ";".join("-" * max(len(c[0]), 8) for c in cols)]
     data = []
-    for c in cols:
-        v = frame[c[2]].to_numpy(dtype=float)
-        data.append(["" if not np.isfinite(x) else c[3].format(x) for x in v])
+    for name, _, form in cols:
+        v = frame[name].to_numpy(dtype=float)
+        data.append(["" if not np.isfinite(x) else form.format(x) for x in v])
     lines += [";".join(r) for r in zip(*data)]
     Path(path).write_text("\n".join(lines) + "\n")
 

@@ -33,6 +33,9 @@ def register(sub):
                     "missing), and truth.csv (index_a -> index_b, -1 when no counterpart).")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--tiles", type=int, default=3, help="number of dense-catalogue tile files (default 3)")
+    p.add_argument("--format", default="vizier", choices=["vizier", "csv", "fits", "parquet"],
+                   help="file format: 'vizier' = X-ray CSV + VizieR semicolon-TSV IR tiles (as the notebook's "
+                        "inputs); or both catalogues as csv, fits or parquet (default vizier)")
     defaults = FieldSpec()
     for f in fields(FieldSpec):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=None,
@@ -49,7 +52,7 @@ def spec_from_args(args) -> FieldSpec:
 def run(args) -> int:
     spec = spec_from_args(args)
     field = simulate_field(spec)
-    paths = field.write(args.out, n_tiles=args.tiles)
+    paths = field.write(args.out, n_tiles=args.tiles, fmt=args.format)
     meta = {"spec": vars(spec), "n_a": len(field.a), "n_b": len(field.b),
             "n_true_pairs": int((field.truth >= 0).sum()),
             "files": {"a": str(paths["a"]), "b": [str(p) for p in paths["b"]], "truth": str(paths["truth"])}}
