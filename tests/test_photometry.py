@@ -1,0 +1,227 @@
+"""Densities and photometric likelihoods: recovery on a simulated field with known truth,
+physical estimates in a Galactic-Centre crowded field, missing magnitudes, switches."""
+import numpy as np
+import pytest
+
+from gpumatch.islands import SkyBox, build_islands, find_islands, k_of
+from gpumatch.likelihood import pair_ratios
+from gpumatch.photometry import (Photometry, _bin_index, _FieldSample, _isotonic, _posterior_p,
+                                 default_bins, estimate_photometry)
+from gpumatch.simulate import simulate_field
+
+
+def field_box(spec) -> SkyBox:
+    """The exact simulated field (positions are drawn uniform inside it)."""
+    half_ra = spec.width_deg / 2 / np.cos(np.radians(spec.dec0_deg))
+    return SkyBox(spec.ra0_deg - half_ra, spec.ra0_deg + half_ra,
+                  spec.dec0_deg - spec.height_deg / 2, spec.dec0_deg + spec.height_deg / 2)
+
+
+def run(seed, **kw):
+    sim = simulate_field(seed=seed, **kw)
+    isl = build_islands(sim.a, sim.b, coverage=field_box(sim.spec), backend="numpy")
+    ph = estimate_photometry(sim.a, sim.b, isl, "Xmag", "Ks", n_area=50_000, backend="numpy")
+    return sim, isl, ph
+
+
+def binned_pdf(m, edges):
+    m = m[np.isfinite(m)]
+    h = np.bincount(_bin_index(edges, m), minlength=len(edges) - 1).astype(float)
+    return h / h.sum() / np.diff(edges)
+
+
+def assert_physical(ph: Photometry):
+    assert 0.0 <= ph.N_c <= min(ph.N_a_total, ph.N_b_total) * (1 + 1e-12)
+    assert ph.N_a >= 0 and ph.N_b >= 0
+    assert ph.N_a <= ph.N_a_total and ph.N_b <= ph.N_b_total
+    if ph.use_photometry:
+        da, db = np.diff(ph.bins_a), np.diff(ph.bins_b)
+        for arr in (ph.c, ph.f_a, ph.f_b):
+            assert np.all(np.isfinite(arr)) and np.all(arr > 0)
+        assert (ph.c * da[:, None] * db[None, :]).sum() == pytest.approx(1.0, abs=1e-12)
+        assert (ph.f_a * da).sum() == pytest.approx(1.0, abs=1e-12)
+        assert (ph.f_b * db).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def recovered():
+    return run(3, n_a=3000, width_deg=0.3, height_deg=0.3)
+
+
+def test_recovers_densities(recovered):
+    """Tolerances (seed 3, 3000 A sources, 1125 true pairs): N_c within 8 %, field
+    densities within 5 % (A) and 1 % (B); the reported N_c uncertainty is honest."""
+    sim, isl, ph = recovered
+    area = isl.coverage.area_arcsec2()
+    n_c = (sim.truth >= 0).sum() / area
+    assert ph.N_c == pytest.approx(n_c, rel=0.08)
+    assert abs(ph.N_c - n_c) < 3 * ph.diagnostics["N_c_sd"]
+    assert ph.N_a == pytest.approx(((sim.truth < 0).sum()) / area, rel=0.05)
+    assert ph.N_b == pytest.approx((sim.b.ra.size - (sim.truth >= 0).sum()) / area, rel=0.01)
+    assert ph.diagnostics["f_a_method"] == "mask" and ph.diagnostics["f_b_method"] == "mask"
+    assert_physical(ph)
+
+
+def test_recovers_field_distributions(recovered):
+    """f_a, f_b against the true unmatched populations (L1 distance of the pdfs)."""
+    sim, isl, ph = recovered
+    has = sim.truth >= 0
+    field_b = np.ones(sim.b.ra.size, bool)
+    field_b[sim.truth[has]] = False
+    fa = binned_pdf(sim.a.mags["Xmag"][~has], ph.bins_a)
+    fb = binned_pdf(sim.b.mags["Ks"][field_b], ph.bins_b)
+    assert np.sum(np.abs(ph.f_a - fa) * np.diff(ph.bins_a)) < 0.2   # ~1100 field-like A sources
+    assert np.sum(np.abs(ph.f_b - fb) * np.diff(ph.bins_b)) < 0.02  # ~55,000 B sources
+
+
+def test_recovers_counterpart_distribution(recovered):
+    """The simulated counterparts have Xmag = Ks + 4 + N(0, 0.5): c must put its mass on that
+    ridge, with the right marginals, and eta must separate true pairs from chance ones."""
+    sim, isl, ph = recovered
+    ca = 0.5 * (ph.bins_a[1:] + ph.bins_a[:-1])
+    cb = 0.5 * (ph.bins_b[1:] + ph.bins_b[:-1])
+    mass = ph.c * np.diff(ph.bins_a)[:, None] * np.diff(ph.bins_b)[None, :]
+    d = ca[:, None] - cb[None, :]
+    assert mass[np.abs(d - 4.0) < 1.0].sum() > 0.75  # truth: 0.95
+    assert (mass * d).sum() == pytest.approx(4.0, abs=0.4)
+    has = sim.truth >= 0
+    ks_cp = sim.b.mags["Ks"][sim.truth[has]]
+    cb_true = binned_pdf(ks_cp, ph.bins_b)
+    assert np.sum(np.abs(ph.c_b_marginal - cb_true) * np.diff(ph.bins_b)) < 0.3
+    # noise in the faint, background-dominated bins leaves a faint tail (+0.25 mag on average)
+    assert (ph.c_b_marginal * cb * np.diff(ph.bins_b)).sum() == pytest.approx(ks_cp.mean(), abs=0.45)
+    eta, xi = pair_ratios(ph, isl, sim.a.mags["Xmag"], sim.b.mags["Ks"])
+    true_pair = sim.truth[isl.ia] == isl.ib
+    assert np.median(eta[true_pair]) > 1.0 and np.median(eta[~true_pair]) < -1.0
+    assert np.median(xi[true_pair]) > np.median(xi[~true_pair])
+
+
+@pytest.mark.parametrize("seed,smin,smax,n_a", [(1, 0.2, 4.0, 300), (2, 4.0, 4.0001, 300),
+                                                (3, 0.2, 4.0, 1500)])
+def test_crowded_galactic_centre_stays_physical(seed, smin, smax, n_a):
+    """0.8 infrared sources per arcsec^2, X-ray errors up to 4": every density physical, c and
+    f normalised and positive.  The paper's recursion N_c (reported, not used) can exceed
+    the X-ray density here; the mixture estimate cannot."""
+    sim, isl, ph = run(seed, n_a=n_a, width_deg=0.05, height_deg=0.05, density_b_arcsec2=0.8,
+                       sigma_a_min_arcsec=smin, sigma_a_max_arcsec=smax)
+    assert isl.size_stats()["max_n_b"] > 100  # really crowded islands
+    assert_physical(ph)
+    n_c = (sim.truth >= 0).sum() / isl.coverage.area_arcsec2()
+    if smin < 1.0:  # small-error X-ray sources carry the positional information
+        assert ph.N_c == pytest.approx(n_c, rel=0.35)
+    else:  # none: the estimate is uninformative, and says so
+        assert ph.diagnostics["N_c_sd"] > 0.2 * ph.N_a_total
+    eta, xi = pair_ratios(ph, isl, sim.a.mags["Xmag"], sim.b.mags["Ks"])
+    assert np.all(np.isfinite(eta)) and np.all(np.isfinite(xi))
+
+
+def test_masked_field_density_option_physical():
+    sim = simulate_field(seed=4, n_a=300, width_deg=0.05, height_deg=0.05, density_b_arcsec2=0.8,
+                         sigma_a_min_arcsec=0.2, sigma_a_max_arcsec=4.0)
+    isl = build_islands(sim.a, sim.b, coverage=field_box(sim.spec), backend="numpy")
+    ph = estimate_photometry(sim.a, sim.b, isl, "Xmag", "Ks", field_density="masked", n_area=20_000)
+    assert_physical(ph)
+    with pytest.raises(ValueError):
+        estimate_photometry(sim.a, sim.b, isl, field_density="nope")
+
+
+def test_photometry_off_gives_ones_and_densities(recovered):
+    sim, isl, _ = recovered
+    ph = estimate_photometry(sim.a, sim.b, isl, n_area=10_000)
+    assert not ph.use_photometry and ph.c is None
+    assert ph.c_ab([12.0, np.nan], [14.0, 3.0]).tolist() == [1.0, 1.0]
+    assert ph.f_a_of([12.0]).tolist() == [1.0] and ph.f_b_of(np.nan) == 1.0
+    assert_physical(ph)
+    eta, xi = pair_ratios(ph, isl, sim.a.mags["Xmag"], sim.b.mags["Ks"])
+    assert np.all(eta == 0)
+
+
+def test_missing_magnitudes_rule():
+    sim = simulate_field(seed=6, n_a=800, width_deg=0.15, height_deg=0.15)
+    mb = sim.b.mags["Ks"].copy()
+    rng = np.random.default_rng(0)
+    mb[rng.uniform(size=mb.size) < 0.2] = np.nan
+    sim.b.mags["Ks"] = mb
+    sim.a.mags["Xmag"][:50] = np.nan
+    isl = build_islands(sim.a, sim.b, coverage=field_box(sim.spec), backend="numpy")
+    ph = estimate_photometry(sim.a, sim.b, isl, "Xmag", "Ks", n_area=20_000)
+    assert_physical(ph)
+    # densities count sources without magnitudes too
+    assert ph.N_b_total * isl.coverage.area_arcsec2() == pytest.approx(np.sum(
+        isl.coverage.contains(sim.b.ra, sim.b.dec)))
+    m = np.array([12.0, 15.0])
+    np.testing.assert_array_equal(ph.f_a_of([np.nan]), [1.0])
+    np.testing.assert_allclose(ph.c_ab(np.nan, m), ph.c_b_marginal[_bin_index(ph.bins_b, m)])
+    np.testing.assert_allclose(ph.c_ab(m + 4, np.nan), ph.c_a_marginal[_bin_index(ph.bins_a, m + 4)])
+    assert ph.c_ab(np.nan, np.nan) == 1.0
+    assert (ph.c_b_marginal * np.diff(ph.bins_b)).sum() == pytest.approx(1.0)
+    # out-of-range magnitudes take the edge bins
+    assert ph.f_b_of([-50.0])[0] == ph.f_b[0] and ph.f_b_of([99.0])[0] == ph.f_b[-1]
+
+
+def test_explicit_bins_and_validation(recovered):
+    sim, isl, _ = recovered
+    ea, eb = np.arange(10.0, 24.01, 0.5), np.arange(8.0, 18.01, 0.25)
+    ph = estimate_photometry(sim.a, sim.b, isl, "Xmag", "Ks", bins_a=ea, bins_b=eb, n_area=10_000)
+    assert ph.c.shape == (len(ea) - 1, len(eb) - 1)
+    np.testing.assert_array_equal(ph.bins_a, ea)
+    assert_physical(ph)
+    with pytest.raises(ValueError):
+        estimate_photometry(sim.a, sim.b, isl, "Xmag", "Ks", bins_a=[3.0, 2.0])
+
+
+def test_unmasked_area_matches_union_of_circles():
+    """Isolated sources of the other catalogue: the unmasked fraction for variance s^2 is
+    1 - n pi k_0.9 (s^2 + sigma_y^2) / area exactly (no overlaps)."""
+    box = SkyBox(10.0, 10.1, 0.0, 0.1)
+    g = np.arange(5) * 0.02 + 0.01
+    ra_b, dec_b = [a.ravel() for a in np.meshgrid(10.0 + g, g)]
+    s2b = np.full(ra_b.size, 0.25)
+    ra_a, dec_a = np.array([10.05, 10.06, 10.07]), np.array([0.05, 0.05, 0.05])
+    isl = find_islands(ra_a, dec_a, [1.0, 4.0, 9.0], ra_b, dec_b, s2b, coverage=box, backend="numpy")
+
+    class Other:
+        ra, dec = ra_b, dec_b
+
+    fs = _FieldSample(isl, "a", np.ones(3, bool), 0.9, 1e-6, 400_000, Other, "numpy")
+    for s2 in (1.0, 4.0, 9.0):
+        want = 1 - ra_b.size * np.pi * k_of(0.9) * (s2 + 0.25) / box.area_arcsec2()
+        assert fs.phi(s2) == pytest.approx(want, abs=1e-3)
+    assert fs.phi(10.0) == 0.0  # above the largest variance: not searched
+
+
+def test_posterior_p_and_isotonic():
+    rng = np.random.default_rng(1)
+    # x = T/N - Y: 30 % with a clear counterpart (G/N >> 1), 70 % with no candidate at all
+    x = np.concatenate([rng.uniform(100.0, 300.0, 300), np.full(700, -0.997)])
+    mean, sd, p_map = _posterior_p(x, 1.0)
+    assert 0.25 < p_map < 0.35 and abs(mean - p_map) < 3 * sd and sd < 0.05
+    assert _posterior_p(np.full(100, -0.5), 1.0)[2] == 0.0      # no excess: MAP at 0
+    m, s, pm = _posterior_p(np.full(100, 50.0), 0.2)            # capped at p_max
+    assert pm == 0.2 and 0 <= m <= 0.2
+    y = np.array([0.0, 0.3, 0.2, 0.5, 0.4, 0.4, 1.0])
+    iso = _isotonic(y)
+    assert np.all(np.diff(iso) >= 0) and iso.sum() == pytest.approx(y.sum())
+    np.testing.assert_allclose(iso, [0.0, 0.25, 0.25, 13 / 30, 13 / 30, 13 / 30, 1.0])
+
+
+def test_default_bins():
+    e = default_bins(np.r_[np.linspace(10, 20, 1000), np.nan])
+    assert e[0] <= 10 and e[-1] > 20 and np.allclose(np.diff(e), np.diff(e)[0])
+    assert 0.1 <= np.diff(e)[0] <= 1.0
+
+
+@pytest.mark.gpu
+def test_photometry_backends_agree(gpu_backend):
+    sim = simulate_field(seed=8, n_a=1500, width_deg=0.2, height_deg=0.2)
+    box = field_box(sim.spec)
+    out = []
+    for be in ("numpy", gpu_backend):
+        isl = build_islands(sim.a, sim.b, coverage=box, backend=be)
+        out.append(estimate_photometry(sim.a, sim.b, isl, "Xmag", "Ks", n_area=50_000, backend=be))
+    ref, got = out
+    for name in ("N_a", "N_b", "N_c", "N_a_total", "N_b_total"):
+        assert getattr(got, name) == pytest.approx(getattr(ref, name), rel=1e-12, abs=0)
+    np.testing.assert_array_equal(got.bins_a, ref.bins_a)
+    for name in ("c", "f_a", "f_b"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-10)
