@@ -1,7 +1,7 @@
 // sky_pairs.cu -- grid-hashed neighbour search, count and write passes.
 //
 // Grid:    1-D, one thread per query; blockDim 256, gridDim ceil(nq / 256).
-// Inputs:  ranges (nq, 9, 2) int64  -- [start, end) positions in cell-sorted B;
+// Inputs:  ranges (nq, 6, 2) int64  -- [start, end) positions in cell-sorted B;
 //          qxyz (nq, 3) float64      -- query unit vectors (computed on the host);
 //          bxyz (nb, 3) float64      -- B unit vectors in cell-sorted order;
 //          qthr2 (nq) float64, bthr2 (nb) float64 -- chord-space squared radii.

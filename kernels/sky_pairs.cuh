@@ -1,8 +1,9 @@
 // sky_pairs.cuh -- per-query work of the grid-hashed neighbour search.
 //
-// One query (a source of catalogue A, or a shifted copy of one) scans NR ranges of
-// the cell-sorted catalogue B (its own cell and the neighbouring cells of the zones
-// above and below: NR = 9 ranges [start, end) of positions in the sorted B arrays).
+// One query (a source of catalogue A, or a shifted copy of one) scans NR = 6 ranges
+// [start, end) of positions in the cell-sorted catalogue B: for each of the (at most 3)
+// declination zones its circle meets, the cells of its RA window and the wrap-around
+// piece of that window at RA = 0/360 (empty ranges have start == end).
 // A pair (q, j) is kept when the squared chord between the unit vectors is at most
 // qthr2[q] + bthr2[j] (chord-space squared radii, computed on the host as
 // (2 sin(r/2))^2; bthr2 is all zeros for a radius that depends on A alone).
@@ -20,7 +21,7 @@
 #define GPUMATCH_HD __host__ __device__
 #endif
 
-#define SKY_NRANGES 9
+#define SKY_NRANGES 6  // = gpumatch.sky.NR
 
 // Count the kept pairs of query q.
 GPUMATCH_HD inline long long sky_count_one(
