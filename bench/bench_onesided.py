@@ -127,7 +127,11 @@ def main(argv=None):
     ap.add_argument("--notebook-searches", type=int, default=3,
                     help="notebook-style searches to time (1 real + shifted); 0 skips")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--gpu", action="store_true",
+                    help="run on the CuPy backend and check it against one NumPy run of the same field")
     args = ap.parse_args(argv)
+    if args.gpu:
+        args.backend = "cupy"
 
     log_lines = []
 
@@ -156,6 +160,18 @@ def main(argv=None):
            "mean_1_minus_P0": float(np.mean(1 - res.best.P0)),
            "n_queries": res.meta["n_queries"], "n_candidates": res.meta["n_candidates"]}
     log(f"f_lim {acc['f_lim']:.3f} (truth {true_frac:.3f}), mean(1 - P0) {acc['mean_1_minus_P0']:.3f}")
+    if args.gpu:
+        t = time.perf_counter()
+        ref = run_onesided(fld.a, fld.b, opt, backend="numpy", progress=False)
+        acc["numpy_reference_s"] = time.perf_counter() - t
+        acc["counts_identical"] = bool(np.array_equal(ref.counts.n_real, res.counts.n_real)
+                                       and np.array_equal(ref.trial_counts_raw, res.trial_counts_raw))
+        acc["best_identical"] = bool(np.array_equal(ref.best.index_ir, res.best.index_ir))
+        p_ref, p_gpu = ref.candidates.P.to_numpy(), res.candidates.P.to_numpy()
+        acc["P_max_rel_diff"] = float(np.max(np.abs(p_gpu - p_ref) / np.maximum(np.abs(p_ref), 1e-300))) \
+            if len(p_ref) == len(p_gpu) and len(p_ref) else float("nan")
+        log(f"numpy reference {acc['numpy_reference_s']:.2f} s; counts identical {acc['counts_identical']}, "
+            f"best identical {acc['best_identical']}, max rel diff of P {acc['P_max_rel_diff']:.2e}")
 
     nb = {"n_searches_timed": 0}
     if args.notebook_searches > 0:
