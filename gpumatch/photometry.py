@@ -281,7 +281,7 @@ def estimate_photometry(cat_a: Catalogue, cat_b: Catalogue, islands: IslandSet,
         J, var, info = _counterpart_joint(islands, g, cat_a, cat_b, mag_a, mag_b, ea, eb, in_a, in_b,
                                           area, kb, y_bright, lambda_max, shrink)
         diag[f"c_from_{g}"] = info
-        if J is not None and J.sum() > 0 and var > 0:
+        if J is not None and J.sum() > 0 and np.isfinite(var) and var > 0:
             joints.append(J / J.sum())
             weights.append(J.sum() ** 2 / var)
             n_est.append(J.sum())
@@ -292,8 +292,8 @@ def estimate_photometry(cat_a: Catalogue, cat_b: Catalogue, islands: IslandSet,
     diag["N_c_recursion"] = float(np.dot(weights, n_est) / snr2 / area) if weights else None
     diag["N_c_recursion_physical"] = diag["N_c_recursion"] is None or \
         diag["N_c_recursion"] <= min(Na_tot, Nb_tot)
-    c = ff.copy()
-    if weights:
+    c = ff.copy()  # no usable counterpart signal (e.g. infinite variance both ways): c = f_a f_b, eta = 0
+    if weights and snr2 > 0:
         est = np.tensordot(np.asarray(weights) / snr2, np.asarray(joints), axes=1) / widths
         keep = snr2 / (snr2 + 1.0)  # shrink towards f_a f_b (eta = 0) when the estimate is noise
         c = keep * ((1.0 - floor) * est + floor * ff) + (1.0 - keep) * ff

@@ -225,3 +225,10 @@ def test_photometry_backends_agree(gpu_backend):
     np.testing.assert_array_equal(got.bins_a, ref.bins_a)
     for name in ("c", "f_a", "f_b"):
         np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_catalogues_give_finite_physical_c(seed):
+    """Too few sources for a counterpart signal: c falls back to f_a f_b (eta = 0), never NaN."""
+    _, _, ph = run(seed, n_a=8, width_deg=0.01, height_deg=0.01, density_b_arcsec2=0.01)
+    assert_physical(ph)
