@@ -9,7 +9,7 @@ from .backend import BACKENDS, BackendError
 from .catalogue import InputError
 
 # Sub-command modules in gpumatch/commands, in the order --help lists them.
-COMMANDS = ["info", "simulate", "pairs", "onesided", "match"]
+COMMANDS = ["info", "simulate", "pairs", "onesided", "match", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

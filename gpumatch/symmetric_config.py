@@ -238,7 +238,7 @@ def load_match_config(path_or_dict, check_files: bool = True) -> MatchRunConfig:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(syntax)", str(exc), str(path)) from None
-    return parse_match_config(data, base=path.resolve().parent, source=str(path), check_files=check_files)
+    return parse_match_config(data, base=path.absolute().parent, source=str(path), check_files=check_files)
 
 
 # -- reading the inputs ------------------------------------------------------------------------

@@ -433,4 +433,4 @@ def load_config(path_or_dict, check_files: bool = True) -> RunConfig:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(syntax)", str(exc), str(path)) from None
-    return parse_config(data, base=path.resolve().parent, source=str(path), check_files=check_files)
+    return parse_config(data, base=path.absolute().parent, source=str(path), check_files=check_files)

@@ -1,0 +1,1 @@
+"""Data files shipped with gpumatch: the example configs used by gpumatch demo."""
