@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .onesided.config import (ConfigError, _catalogue, _choice, _colour, _hr0, _Table, BACKENDS,
-                              FIGURE_FORMATS, TABLE_FORMATS, tomllib)
+                              FIGURE_FORMATS, TABLE_FORMATS, read_toml_config)
 from .symmetric import MatchOptions, SideOptions
 
 ORDERS = ("precision", "given")
@@ -227,18 +227,7 @@ def parse_match_config(data: dict, base=".", source: str = "<dict>", check_files
 
 def load_match_config(path_or_dict, check_files: bool = True) -> MatchRunConfig:
     """Read and validate a config: a TOML path, a mapping, or a :class:`MatchRunConfig`."""
-    if isinstance(path_or_dict, MatchRunConfig):
-        return path_or_dict
-    if isinstance(path_or_dict, dict):
-        return parse_match_config(path_or_dict, base=".", check_files=check_files)
-    path = Path(path_or_dict)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("(syntax)", str(exc), str(path)) from None
-    return parse_match_config(data, base=path.absolute().parent, source=str(path), check_files=check_files)
+    return read_toml_config(path_or_dict, parse_match_config, MatchRunConfig, check_files)
 
 
 # -- reading the inputs ------------------------------------------------------------------------

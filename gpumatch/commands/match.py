@@ -69,13 +69,9 @@ def register(sub):
 
 def run(args) -> int:
     if args.demo_data:
-        from ..onesided.run import write_demo_inputs
+        from ..onesided.run import announce_demo_inputs
 
-        paths = write_demo_inputs(args.demo_data)
-        names = sorted({getattr(p, "name", str(p)) for v in paths.values()
-                        for p in (v if isinstance(v, list) else [v])})
-        print(f"demo inputs written to {args.demo_data}: {', '.join(names)}")
-        return 0
+        return announce_demo_inputs(args.demo_data)
     if not args.config:
         raise ValueError("give CONFIG.toml (or --demo-data DIR)")
     from ..symmetric_config import run_from_config

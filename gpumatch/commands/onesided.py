@@ -46,14 +46,10 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..onesided.run import run_from_config, write_demo_inputs
+    from ..onesided.run import announce_demo_inputs, run_from_config
 
     if args.demo_data:
-        paths = write_demo_inputs(args.demo_data)
-        print(f"demo inputs written to {args.demo_data}: " + ", ".join(
-            sorted({p.name if hasattr(p, 'name') else str(p) for v in paths.values()
-                    for p in (v if isinstance(v, list) else [v])})))
-        return 0
+        return announce_demo_inputs(args.demo_data)
     if not args.config:
         raise ValueError("give CONFIG.toml (or --demo-data DIR)")
     summary = run_from_config(args.config, backend=getattr(args, "backend", None), out=args.out,

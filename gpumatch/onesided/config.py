@@ -420,12 +420,14 @@ def parse_config(data: dict, base=".", source: str = "<dict>", check_files: bool
                      progress=progress, source=source, base=base, raw=data)
 
 
-def load_config(path_or_dict, check_files: bool = True) -> RunConfig:
-    """Read and validate a config: a TOML path, a mapping, or a :class:`RunConfig`."""
-    if isinstance(path_or_dict, RunConfig):
+def read_toml_config(path_or_dict, parse, config_type, check_files: bool = True):
+    """Shared loader: a ``config_type`` passes through, a mapping is parsed with base '.', a TOML
+    path is read and parsed with relative paths resolving against the file's own folder (the
+    folder of the link, when the path is a symbolic link)."""
+    if isinstance(path_or_dict, config_type):
         return path_or_dict
     if isinstance(path_or_dict, dict):
-        return parse_config(path_or_dict, base=".", check_files=check_files)
+        return parse(path_or_dict, base=".", check_files=check_files)
     path = Path(path_or_dict)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
@@ -433,4 +435,9 @@ def load_config(path_or_dict, check_files: bool = True) -> RunConfig:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(syntax)", str(exc), str(path)) from None
-    return parse_config(data, base=path.absolute().parent, source=str(path), check_files=check_files)
+    return parse(data, base=path.absolute().parent, source=str(path), check_files=check_files)
+
+
+def load_config(path_or_dict, check_files: bool = True) -> RunConfig:
+    """Read and validate a config: a TOML path, a mapping, or a :class:`RunConfig`."""
+    return read_toml_config(path_or_dict, parse_config, RunConfig, check_files)

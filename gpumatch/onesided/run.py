@@ -542,3 +542,11 @@ def write_demo_inputs(folder, seed: int = 7, n_tiles: int = 7, **field) -> dict:
     cand.to_csv(folder / "candidates.csv", index=False)
     paths["candidates"] = folder / "candidates.csv"
     return paths
+
+
+def announce_demo_inputs(folder) -> int:
+    """CLI helper for ``--demo-data DIR``: write the demo inputs and list them; exit status 0."""
+    paths = write_demo_inputs(folder)
+    names = sorted({getattr(p, "name", str(p)) for v in paths.values() for p in (v if isinstance(v, list) else [v])})
+    print(f"demo inputs written to {folder}: {', '.join(names)}")
+    return 0
