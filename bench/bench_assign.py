@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gpumatch.assign import evaluate_islands  # noqa: E402
-from gpumatch.backend import get_backend, gpu_available, gpu_info  # noqa: E402
+from gpumatch.backend import get_backend, gpu_available  # noqa: E402
+from benchlib import machine_info as machine  # noqa: E402
 
 
 def make_islands(shapes, rng, density=0.8):
@@ -97,27 +95,6 @@ def compare(a, b):
         d = np.abs(x - y) / np.maximum(np.abs(x), 1e-300)
         rel = max(rel, float(np.max(np.where(x == y, 0.0, d), initial=0.0)))
     return {"best_identical": same, "max_rel_diff": rel}
-
-
-def machine():
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except Exception:
-            return "unknown"
-    import scipy
-
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except Exception:
-        pass
-    return {"host": platform.node(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "gpu": gpu_info(),
-            "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "gpumatch", "kernels"))}
 
 
 def main(argv=None):

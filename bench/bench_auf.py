@@ -32,11 +32,7 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import platform
 import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,8 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gpumatch import auf  # noqa: E402
-from gpumatch.backend import get_backend, gpu_available, gpu_info, to_host  # noqa: E402
+from gpumatch.backend import get_backend, gpu_available, to_host  # noqa: E402
 from gpumatch.counts import fit_power_law  # noqa: E402
+from benchlib import machine_info  # noqa: E402
 
 DENSITY = 0.05         # B sources per arcsec^2
 FWHM = 1.0             # arcsec
@@ -115,39 +112,6 @@ def run_backend(w, be, n_real, repeat, log):
             "mean_zero_mass": float(model.zero_mass.mean()),
             "mean_frac_contaminated": float(model.frac_contaminated.mean())}
     return t, info, model, [to_host(x) for x in gc], to_host(rad)
-
-
-def git_state():
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip())
-        return head, dirty
-    except Exception:
-        return "unknown", None
-
-
-def machine_info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    head, dirty = git_state()
-    out = {"host": socket.gethostname(), "platform": platform.platform(), "cpu": cpu,
-           "cpu_count": os.cpu_count(), "gpu": gpu_info(), "commit": head, "dirty": dirty,
-           "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    for mod in ("numpy", "scipy", "cupy"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:
-            out[mod] = None
-    out["python"] = platform.python_version()
-    return out
 
 
 def main(argv=None):

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,10 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpumatch.backend import get_backend, gpu_available, gpu_info  # noqa: E402
+from gpumatch.backend import get_backend, gpu_available  # noqa: E402
 from gpumatch.islands import SkyBox, build_islands  # noqa: E402
 from gpumatch.photometry import estimate_photometry  # noqa: E402
 from gpumatch.simulate import simulate_field  # noqa: E402
+from benchlib import machine_info as machine  # noqa: E402
 
 DENSITY = 0.05  # per arcsec^2, both catalogues
 
@@ -83,28 +81,6 @@ def summary(isl, ph, sim):
             "max_n_a": st["max_n_a"], "max_n_b": st["max_n_b"], "edge_islands": st["n_edge_islands"],
             "N_c": ph.N_c, "N_c_true": float((sim.truth >= 0).sum() / area), "N_a": ph.N_a, "N_b": ph.N_b,
             "f_methods": [ph.diagnostics["f_a_method"], ph.diagnostics["f_b_method"]]}
-
-
-def machine():
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except Exception:
-            return "unknown"
-    import scipy
-
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except Exception:
-        pass
-    return {"host": platform.node(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "gpu": gpu_info(),
-            "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--", "gpumatch", "kernels"))}
 
 
 def main(argv=None):

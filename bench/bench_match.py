@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,10 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpumatch.backend import get_backend, gpu_available, gpu_info  # noqa: E402
+from gpumatch.backend import get_backend, gpu_available  # noqa: E402
 from gpumatch.islands import SkyBox  # noqa: E402
 from gpumatch.simulate import FieldSpec, simulate_field  # noqa: E402
 from gpumatch.symmetric import MatchOptions, SideOptions, match_catalogues  # noqa: E402
+from benchlib import machine_info as machine  # noqa: E402
 
 MACAUFF_S = 305.6
 TARGET_NUMPY_S = 60.0
@@ -107,33 +105,6 @@ def compare(a, b) -> dict:
         d = np.abs(x[fin] - y[fin]) / np.maximum(np.abs(x[fin]), 1e-300)
         rel = max(rel, float(np.max(np.where(x[fin] == y[fin], 0.0, d), initial=0.0)))
     return {"matches_identical": bool(same), "max_rel_diff": rel}
-
-
-def machine():
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except Exception:
-            return "unknown"
-    import pandas
-    import scipy
-
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except Exception:
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {"host": platform.node(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "load_avg_at_start": load, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__,
-            "gpu": gpu_info(), "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--", "gpumatch", "kernels"))}
 
 
 def run_one(name, spec, opts, backend, log) -> tuple[dict, object, object]:

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -39,50 +36,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpumatch import __version__ as gpumatch_version  # noqa: E402
 from gpumatch.backend import get_backend, gpu_info  # noqa: E402
 from gpumatch.onesided import OneSidedOptions, run_onesided  # noqa: E402
 from gpumatch.simulate import simulate_field  # noqa: E402
+from benchlib import commit, versions  # noqa: E402
+from benchlib import machine_info as machine  # noqa: E402
 
 N_SEARCHES_FULL = 1 + 30 + 9 * 10
 WIDTH_DEG, HEIGHT_DEG = 2.0, 0.8
-
-
-def machine() -> dict:
-    info = {"node": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return info
-
-
-def commit() -> dict:
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except Exception:
-            return None
-    status = git("status", "--porcelain")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
-
-
-def versions() -> dict:
-    out = {"gpumatch": gpumatch_version, "numpy": np.__version__, "pandas": pd.__version__}
-    for mod in ("scipy", "astropy", "cupy"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:
-            out[mod] = None
-    return out
 
 
 # -- the notebook's approach (its steps, written afresh) ---------------------------------

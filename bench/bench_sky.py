@@ -27,12 +27,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gpumatch import sky  # noqa: E402
-from gpumatch.backend import gpu_available, gpu_info  # noqa: E402
+from gpumatch.backend import gpu_available  # noqa: E402
+from benchlib import machine_info, versions  # noqa: E402
 
 RADIUS_ARCSEC = 1.0
 FIELD = {"ra_centre_deg": 150.0, "dec_min_deg": 1.5, "dec_max_deg": 2.5, "area_deg2": None}
@@ -141,49 +138,6 @@ def timed(fn, repeat: int, sync=None):
 
 def summary(walls):
     return {"best_s": min(walls), "median_s": statistics.median(walls), "runs_s": walls}
-
-
-def git_state():
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                    capture_output=True, text=True, check=True).stdout.strip())
-        return head, dirty
-    except Exception:
-        return "unknown", None
-
-
-def machine_info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        m = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        mem_gib = round(int(m.group(1)) / 2**20, 1) if m else None
-    except OSError:
-        pass
-    head, dirty = git_state()
-    return {"host": socket.gethostname(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "memory_gib": mem_gib, "gpu": gpu_info(),
-            "commit": head, "dirty": dirty,
-            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-
-
-def versions():
-    out = {"python": platform.python_version()}
-    for mod in ("numpy", "scipy", "astropy", "sklearn", "cupy"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:
-            out[mod] = None
-    return out
 
 
 def machine_slug(info) -> str:
