@@ -597,7 +597,8 @@ class PerturbationModel:
 
 
 def _histograms(sim: dict, radius: float, n_bins: int, xp) -> dict:
-    """Per-cell offset histograms and sums (host arrays), identical on both backends."""
+    """Per-cell offset histograms and sums (host arrays), identical on both backends: the
+    float sums run on the host (a device reduction would sum in another order)."""
     n_cells, n_real = sim["off_fw"].shape
     bw = radius / n_bins
     has = sim["n_cont"] > 0
@@ -610,11 +611,11 @@ def _histograms(sim: dict, radius: float, n_bins: int, xp) -> dict:
         for suffix, sel in (("", has), ("_flag", flag)):
             cnt = xp.bincount(b[sel], minlength=n_cells * n_bins)
             out[name + suffix] = to_host(cnt).reshape(n_cells, n_bins).astype(np.float64)
-        out["sum_" + name] = to_host(xp.sum(off, axis=1))
+        out["sum_" + name] = np.sum(to_host(off), axis=1)
     out["n_zero"] = to_host(xp.sum(~has, axis=1)).astype(np.float64)
     out["n_flag"] = to_host(xp.sum(flag, axis=1)).astype(np.float64)
     out["n_trunc"] = to_host(xp.sum(sim["n_cont"] > MAXC, axis=1))
-    out["sum_flux"] = to_host(xp.sum(sim["flux"], axis=1))
+    out["sum_flux"] = np.sum(to_host(sim["flux"]), axis=1)
     return out
 
 

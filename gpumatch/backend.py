@@ -15,6 +15,7 @@ reference written with the same operation order.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,16 @@ def kernel_source(filename: str) -> str:
     return (kernel_dir() / filename).read_text()
 
 
+def _compile_options(kdir: Path, options: tuple[str, ...]) -> tuple[str, ...]:
+    """``options`` plus the include path and a digest of the ``*.cuh`` headers: CuPy's
+    on-disk kernel cache is keyed by the ``.cu`` text and the options only, so without the
+    digest an edited header would keep loading the stale compiled kernel."""
+    digest = hashlib.sha256()
+    for h in sorted(kdir.glob("*.cuh")):
+        digest.update(h.name.encode() + b"\0" + h.read_bytes())
+    return tuple(options) + (f"-I{kdir}", f"-DGPUMATCH_HEADERS_SHA256={digest.hexdigest()[:16]}")
+
+
 @functools.lru_cache(maxsize=None)
 def _module(filename: str, options: tuple[str, ...]):
     import cupy
@@ -164,7 +175,7 @@ def _module(filename: str, options: tuple[str, ...]):
     kdir = kernel_dir()
     return cupy.RawModule(
         code=(kdir / filename).read_text(),
-        options=tuple(options) + (f"-I{kdir}",),
+        options=_compile_options(kdir, options),
         name_expressions=None,
     )
 

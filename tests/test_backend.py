@@ -95,3 +95,12 @@ def test_installed_wheel_finds_its_kernels(tmp_path):
                          cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}).stdout.strip()
     assert Path(out).resolve().is_relative_to(target.resolve())
     assert (Path(out) / "sky_pairs.cu").exists()
+
+
+def test_compile_options_track_the_headers(tmp_path):
+    """CuPy caches compiled kernels by .cu text and options: an edited .cuh must change them."""
+    (tmp_path / "k.cuh").write_text("#define A 1\n")
+    before = bk._compile_options(tmp_path, bk.DEFAULT_NVCC_OPTIONS)
+    assert before[:len(bk.DEFAULT_NVCC_OPTIONS)] == bk.DEFAULT_NVCC_OPTIONS and f"-I{tmp_path}" in before
+    (tmp_path / "k.cuh").write_text("#define A 2\n")
+    assert bk._compile_options(tmp_path, bk.DEFAULT_NVCC_OPTIONS) != before
