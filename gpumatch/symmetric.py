@@ -220,7 +220,7 @@ class _Stage:
         self.owner, self.name = owner, name
 
     def __enter__(self):
-        if self.owner.progress is not None:
+        if callable(self.owner.progress):
             self.owner.progress(self.name, self.owner.stages.index(self.name), len(self.owner.stages))
         self.t0 = time.perf_counter()
 
@@ -482,7 +482,8 @@ def match_catalogues(a: Catalogue, b: Catalogue, options: MatchOptions | None = 
     options : :class:`MatchOptions` (default: photometry off unless bands are given, most
         probable hypothesis accepted).
     backend : 'auto' | 'numpy' | 'cupy' or a Backend; every stage runs on it.
-    progress : optional ``callable(stage, index, n_stages)`` called as each stage starts.
+    progress : optional ``callable(stage, index, n_stages)`` called as each stage starts
+        (None or a bool: no callback; the CLI draws its bar through the callable).
     Returns a :class:`MatchResult`; every input row is in exactly one of its tables.
     """
     options = options or MatchOptions()
@@ -690,7 +691,7 @@ def match_sequence(cats, options: MatchOptions | None = None, sides=None, order=
     steps, infos = [], []
     for k in range(1, len(cats)):
         right, rside = cats[k], sides[k]
-        step_progress = None if progress is None else \
+        step_progress = None if not callable(progress) else \
             (lambda stage, i, n, k=k: progress(f"step {k}: {stage}", i, n))
         opts = dataclasses.replace(options, a=lside, b=rside)
         res = match_catalogues(left, right, opts, backend=backend, progress=step_progress)
