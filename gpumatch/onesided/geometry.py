@@ -22,6 +22,9 @@ occupied cells of a gnomonic grid about the catalogue's mean direction, so gaps
 and non-rectangular mosaics are not counted as surveyed sky, and tells for any
 position whether it lies on that footprint (used for the null trials' edge
 correction and to decide which X-ray sources are considered).
+:func:`annulus_footprint_area` uses the same weights to give, per position, the
+area (arcsec^2) of an annulus about it that lies on the footprint: the
+denominator of a local surface density that is not biased low at the edges.
 """
 from __future__ import annotations
 
@@ -228,3 +231,54 @@ class CoverageGrid:
         iy = np.floor((xyz @ n[0]) / safe / self.s).astype(np.int64) - self.iy0
         ok &= (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
         return np.where(ok, self.cell_weight[np.where(ok, ix, 0), np.where(ok, iy, 0)], 0.0)
+
+
+def sunflower_disk(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` points spread evenly over the unit disk (Vogel's sunflower spiral).
+
+    Returns ``(u, theta)``: point k lies at radius ``sqrt(u_k)`` and angle ``theta_k``
+    (rad), with ``u_k = (k + 1/2) / m`` -- equal-area rings, golden-angle turns -- so
+    the mean of a function over the points approximates its mean over the disk
+    (error ~1/m for a straight edge through it, no random noise).
+    """
+    k = np.arange(int(m), dtype=np.float64)
+    return (k + 0.5) / m, k * np.pi * (3.0 - np.sqrt(5.0))
+
+
+def annulus_footprint_area(grid: "CoverageGrid | None", xyz, r_in_arcsec, r_out_arcsec,
+                           n_samples: int = 256, chunk_points: int = 1 << 20) -> np.ndarray:
+    """Area (arcsec^2) of the annulus ``r_in <= r <= r_out`` about each position that lies on the footprint.
+
+    ``xyz`` (n, 3) unit vectors; ``r_in_arcsec`` scalar or (n,), ``r_out_arcsec`` scalar
+    (both arcsec, ``0 <= r_in < r_out``).  The annulus area ``pi (r_out^2 - r_in^2)``
+    (flat-sky: the spherical correction is ~r^2/12 rad^2, 1e-8 at 1 arcmin) times the
+    mean :meth:`CoverageGrid.weight` over ``n_samples`` sunflower points mapped
+    area-uniformly onto the annulus (``r^2 = r_in^2 + u (r_out^2 - r_in^2)``), each
+    moved along its great circle from the position (:func:`offset_points`).  The
+    weights are 1 on interior cells, 0 off the footprint and the estimated fraction
+    inside on boundary cells, so the result is the on-footprint area without the
+    ~0.5 or ~0.25 bias of the full annulus at an edge or a corner.  ``grid=None``
+    (no footprint): the full annulus area.  Work is done in chunks of at most
+    ``chunk_points`` sample points (memory bound).
+    """
+    xyz = np.atleast_2d(np.asarray(xyz, dtype=np.float64))
+    n = len(xyz)
+    r_in = np.broadcast_to(np.asarray(r_in_arcsec, dtype=np.float64), (n,))
+    r_out = float(r_out_arcsec)
+    if not (np.isfinite(r_out) and r_out > 0) or np.any((r_in < 0) | (r_in >= r_out)):
+        raise ValueError(f"annulus needs 0 <= r_in < r_out, got r_out={r_out}, r_in in "
+                         f"[{r_in.min() if n else 0}, {r_in.max() if n else 0}]")
+    full = np.pi * (r_out * r_out - r_in * r_in)
+    if grid is None or n == 0:
+        return full.copy()
+    u, th = sunflower_disk(n_samples)
+    m = len(u)
+    frac = np.empty(n)
+    step = max(1, int(chunk_points) // m)
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        ri = r_in[a:b, None]
+        r = np.sqrt(ri * ri + u[None, :] * (r_out * r_out - ri * ri))  # (chunk, m) arcsec
+        pts = offset_points(np.repeat(xyz[a:b], m, axis=0), (r * np.cos(th)).ravel(), (r * np.sin(th)).ravel())
+        frac[a:b] = grid.weight(pts).reshape(b - a, m).mean(axis=1)
+    return full * frac

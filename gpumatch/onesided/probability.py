@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .stats import shrunk_density
+
 
 def p_phi(sep_arcsec, sigma_arcsec) -> np.ndarray:
     """2-D Gaussian separation density (per arcsec^2) at ``sep`` for per-axis ``sigma`` (arcsec)."""
@@ -113,3 +115,42 @@ def em_class_fractions(src, cls, ratio, n_sources: int, considered, f0_class,
         if done:
             return f, evals, True
     return f, evals, False
+
+
+def local_rho(counts, area, n_ir_class, rho_mean: float, prior_count: float,
+              src, cls, per_class: bool = True):
+    """Local IR surface densities (per arcsec^2) of each X-ray source and of each candidate's class.
+
+    ``counts`` (n_sources, n_classes): IR sources of each magnitude class counted
+    about each X-ray source (in the annulus of area ``area`` (n_sources,) arcsec^2
+    that lies on the footprint); ``n_ir_class`` the catalogue's IR sources per class,
+    ``rho_mean`` all of them over the surveyed area (per arcsec^2); ``src``, ``cls``
+    (m,) the source and class of each candidate.  Two shrinkage steps
+    (:func:`.stats.shrunk_density`, ``n0 = prior_count`` pseudo-sources each):
+
+    1. all classes: ``rho_i = (n_i + n0) / (A_i + n0 / rho_mean)`` -- the local
+       density where the annulus holds many sources, the global one where it holds
+       few or lies off the footprint;
+    2. per class (``per_class=True``): prior mean ``q_c rho_i`` with ``q_c`` the
+       class's global fraction of IR sources (the global magnitude distribution
+       scaled to the local density), ``rho_ci = (n_ci + n0) / (A_i + n0 / (q_c rho_i))``.
+       Well-populated classes (usually the faint ones, where crowding changes the
+       completeness) follow their own local counts; sparse ones (bright) the scaled
+       global shape.  ``per_class=False``: ``rho_ci = q_c rho_i`` (one local factor
+       for all classes; exact when the magnitude distribution has the same shape
+       everywhere -- a pure power law shifted by extinction does).
+
+    Returns ``(rho_i (n_sources,), rho_ci (m,))``; every value is positive for a
+    class that holds IR sources (the only classes candidates can have).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n_ir_class = np.asarray(n_ir_class, dtype=np.float64)
+    q = n_ir_class / n_ir_class.sum()
+    rho_i = shrunk_density(counts.sum(axis=1), area, rho_mean, prior_count)
+    src = np.asarray(src, dtype=np.int64)
+    cls = np.asarray(cls, dtype=np.int64)
+    prior = q[cls] * rho_i[src]
+    if not per_class:
+        return rho_i, prior
+    return rho_i, shrunk_density(counts[src, cls], np.asarray(area, dtype=np.float64)[src], prior,
+                                 prior_count)
