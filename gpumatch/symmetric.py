@@ -43,7 +43,6 @@ mag, eta and xi dimensionless (log10), probabilities in [0, 1], times in s.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ import pandas as pd
 from .assign import STATUS_NAMES, AssignmentResult, accept, evaluate_island_set
 from .backend import get_backend, to_host
 from .catalogue import Catalogue
+from .io import jsonable
 from .islands import DEFAULT_Y_CUT, Coverage, IslandSet, SkyBox, build_islands
 from .likelihood import LN10, eta as eta_of, xi as xi_of
 from .photometry import Photometry, estimate_photometry
@@ -374,10 +374,10 @@ def _nonmatches(side, cat, isl, res, acc_pos, options, mags, approx_isl, y_cut) 
     n = len(cat)
     if side == "a":
         label, rows_csr, p_none, best = isl.label_a, isl.a_rows, res.p_none_a, res.best_b
-        pair_pos, edge = isl.ia, isl.edge_a
+        pair_pos = isl.ia
     else:
         label, rows_csr, p_none, best = isl.label_b, isl.b_rows, res.p_none_b, res.best_a
-        pair_pos, edge = isl.ib, isl.edge_b
+        pair_pos = isl.ib
     has_pair = np.bincount(pair_pos, minlength=n) > 0
     p_none_row = _per_row(p_none, rows_csr, n, 1.0)
     best_row = _per_row(best, rows_csr, n, -1)
@@ -565,26 +565,12 @@ def _summary(a, b, r: MatchResult, guard, seconds, be, use_phot, pert) -> dict:
         "area_arcsec2": area, "area_deg2": area / 3600.0**2,
         "islands": {**isl.size_stats(), "status": status},
         "weights": guard,
-        "photometry_diagnostics": _jsonable(ph.diagnostics),
+        "photometry_diagnostics": jsonable(ph.diagnostics),
         "timing_s": dict(seconds, total=round(sum(seconds.values()), 6)),
         "backend": be.name,
         "options": r.options.to_dict(),
         "seed": r.options.seed,
     }
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # -- sequential matching ---------------------------------------------------------------------------

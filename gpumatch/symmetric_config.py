@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .onesided.config import (ConfigError, _catalogue, _choice, _colour, _hr0, _Table, BACKENDS,
-                              FIGURE_FORMATS, TABLE_FORMATS, read_toml_config)
+from .onesided.config import (BACKENDS, ConfigError, OutputConfig, _catalogue, _choice, _colour, _hr0, _output,
+                              _Table, read_toml_config)
 from .symmetric import MatchOptions, SideOptions
 
 ORDERS = ("precision", "given")
@@ -64,12 +64,7 @@ class MatchCatalogueConfig:
     colour_filter: dict | None = None
 
 
-@dataclass
-class MatchOutputConfig:
-    folder: Path
-    figures: tuple = ("png", "pdf")
-    tables: tuple = ("csv", "parquet")
-    dpi: int = 150
+MatchOutputConfig = OutputConfig  # same [output] table as the one-sided config
 
 
 @dataclass
@@ -186,22 +181,6 @@ def _match_table(t: _Table | None, names: list):
     return use, order, opts
 
 
-def _output(t: _Table | None, base: Path) -> MatchOutputConfig:
-    t = t or _Table({}, "output", "")
-    folder = Path(t.get("folder", str, DEFAULT_FOLDER)).expanduser()
-    figs = t.get("figures", list, ["png", "pdf"])
-    tables = t.get("tables", list, ["csv", "parquet"])
-    dpi = t.get("dpi", int, 150)
-    t.done()
-    for name, vals, allowed in (("figures", figs, FIGURE_FORMATS), ("tables", tables, TABLE_FORMATS)):
-        bad = [v for v in vals if v not in allowed]
-        if bad:
-            raise t.err(name, f"{bad[0]!r} is not one of {', '.join(allowed)}")
-    if not tables:
-        raise t.err("tables", "must name at least one table format")
-    return MatchOutputConfig(folder if folder.is_absolute() else base / folder, tuple(figs), tuple(tables), dpi)
-
-
 def parse_match_config(data: dict, base=".", source: str = "<dict>", check_files: bool = True) -> MatchRunConfig:
     """Validate a config mapping (as read from TOML) into a :class:`MatchRunConfig`."""
     base = Path(base)
@@ -219,7 +198,7 @@ def parse_match_config(data: dict, base=".", source: str = "<dict>", check_files
     if len(cats) < 2:
         raise ConfigError("catalogue", "needs at least two [[catalogue]] blocks", source)
     use, order, opts = _match_table(top.sub("match"), list(cats))
-    out = _output(top.sub("output"), base)
+    out = _output(top.sub("output"), base, DEFAULT_FOLDER)
     top.done()
     return MatchRunConfig(catalogues=cats, use=use, order=order, options=opts, output=out, backend=backend,
                           progress=progress, source=source, base=base, raw=data)
@@ -373,9 +352,9 @@ def run_from_config(config, backend=None, out=None, threshold: float | None = No
                **summary_core, "tables": write.paths, "figures": [str(p) for p in fig_paths]}
     summary["text"] = summary_text(summary)
     (out_dir / "summary.txt").write_text(summary["text"])
-    from .symmetric import _jsonable
+    from .io import jsonable
 
-    (out_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, default=str))
+    (out_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
     return summary
 
 

@@ -9,7 +9,7 @@
 from .columns import DEFAULT_MISSING, ColumnMap
 from .formats import FORMATS, detect_format
 from .readers import DEFAULT_MEMORY_BUDGET_MB, read_catalogue
-from .writers import read_table, read_table_meta, write_table
+from .writers import jsonable, read_table, read_table_meta, write_table
 
-__all__ = ["ColumnMap", "DEFAULT_MISSING", "DEFAULT_MEMORY_BUDGET_MB", "FORMATS", "detect_format",
+__all__ = ["jsonable", "ColumnMap", "DEFAULT_MISSING", "DEFAULT_MEMORY_BUDGET_MB", "FORMATS", "detect_format",
            "read_catalogue", "read_table", "read_table_meta", "write_table"]

@@ -16,7 +16,9 @@ so a failed write never leaves a truncated table behind.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -52,6 +54,27 @@ def _json_default(obj):
     if isinstance(obj, (Path, set, tuple)):
         return str(obj) if isinstance(obj, Path) else list(obj)
     raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def jsonable(obj):
+    """A copy of ``obj`` that ``json.dumps`` writes as strict JSON: dataclasses and mappings become
+    objects, sequences and arrays lists, NumPy scalars Python numbers, paths strings, and
+    non-finite floats ``null``."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _dumps(value) -> str:

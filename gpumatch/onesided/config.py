@@ -357,9 +357,10 @@ def _candidates(t: _Table | None, base: Path, check: bool) -> CandidatesConfig:
     return out
 
 
-def _output(t: _Table | None, base: Path) -> OutputConfig:
+def _output(t: _Table | None, base: Path, default_folder: str = "onesided-output") -> OutputConfig:
+    """The [output] table (folder relative to the config's folder; figure and table formats; dpi)."""
     t = t or _Table({}, "output", "")
-    folder = Path(t.get("folder", str, "onesided-output")).expanduser()
+    folder = Path(t.get("folder", str, default_folder)).expanduser()
     figs = t.get("figures", list, ["png", "pdf"])
     tables = t.get("tables", list, ["csv", "parquet"])
     dpi = t.get("dpi", int, 150)

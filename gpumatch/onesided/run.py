@@ -41,6 +41,7 @@ import pandas as pd
 from .. import __version__
 from ..backend import get_backend
 from ..catalogue import Catalogue
+from ..io import jsonable
 from ..progress import bar
 from .config import RunConfig, load_config
 from .followup import coverage_of, local_density
@@ -128,22 +129,6 @@ class _Writer:
         for fmt in self.formats:
             out.append(write_table(df, self.folder / f"{name}.{fmt}", meta=meta, fmt=fmt, overwrite=True))
         self.paths[name] = [str(p) for p in out]
-
-
-def _jsonable(obj):
-    if dataclasses.is_dataclass(obj):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _positions(cat: Catalogue, rows) -> np.ndarray:
@@ -290,7 +275,7 @@ def run_from_config(config, backend=None, out=None, figures: bool = True, seed: 
                "tables": write.paths, "figures": [str(p) for p in fig_paths]}
     summary["text"] = summary_text(summary)
     (out_dir / "summary.txt").write_text(summary["text"])
-    (out_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, default=str))
+    (out_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
     return summary
 
 
@@ -379,7 +364,7 @@ def _ir_info(ic, cf, ir_in, ir, keep, reasons, desc, res, best, opts) -> dict:
         "n_xray_with_candidates": int((best["n_candidates"] > 0).sum()), "n_xray": len(best),
         "thresholds": res.thresholds.to_dict("records"),
         "counts": counts.to_dict("records"),
-        "meta": _jsonable({k: v for k, v in res.meta.items() if k != "options"}),
+        "meta": jsonable({k: v for k, v in res.meta.items() if k != "options"}),
     }
 
 

@@ -395,7 +395,7 @@ def figure_candidate_zooms(candidates: pd.DataFrame, ir_ra, ir_dec, ir_ks, ir_ke
             ax.set_ylabel("north offset [arcsec]")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    handles, labels = {}, {}
+    handles = {}
     for ax in list(axes.flat)[:n]:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
