@@ -14,8 +14,6 @@ Writes DIR/bench_assign[_quick]_<cpu|gpu>.json and .log (default DIR: bench/resu
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gpumatch.assign import evaluate_islands  # noqa: E402
-from gpumatch.backend import get_backend, gpu_available  # noqa: E402
-from benchlib import machine_info as machine  # noqa: E402
+from benchlib import Recorder, common_parser, use_gpu  # noqa: E402
 
 
 def make_islands(shapes, rng, density=0.8):
@@ -98,47 +95,27 @@ def compare(a, b):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small workloads (seconds)")
-    ap.add_argument("--gpu", action="store_true", help="require the CuPy backend")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    ap.add_argument("--repeat", type=int, default=None)
-    opt = ap.parse_args(argv)
-    use_gpu = opt.gpu or gpu_available()
-    if opt.gpu:
-        get_backend("cupy")           # a clear error when it cannot be used
+    opt = common_parser(__doc__.splitlines()[0], "small workloads (seconds)").parse_args(argv)
+    gpu = use_gpu(opt)
     repeat = opt.repeat or (1 if opt.quick else 3)
     rng = np.random.default_rng(20241121)
-    tag = f"bench_assign{'_quick' if opt.quick else ''}_{'gpu' if use_gpu else 'cpu'}"
-    out = Path(opt.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_lines = []
-
-    def log(msg):
-        print(msg, flush=True)
-        log_lines.append(msg)
-
-    report = {"benchmark": "assign", "quick": opt.quick, "repeat": repeat, "machine": machine(),
-              "workloads": {}}
-    log(f"machine: {json.dumps(report['machine'])}")
+    rec = Recorder("assign", opt, gpu, repeat=repeat)
     for name, args in workloads(opt.quick, rng).items():
         entry = {"shape": describe(args)}
-        if use_gpu:                    # warm-up: kernel compilation is not part of the timing
+        if gpu:                    # warm-up: kernel compilation is not part of the timing
             evaluate_islands(*make_islands([[2, 3], [5, 1]], rng), backend="cupy")
         t_np, r_np = timed(args, "numpy", repeat)
         entry["numpy_s"] = t_np
-        log(f"{name}: {entry['shape']}  numpy {t_np:.3f} s")
-        if use_gpu:
+        rec.log(f"{name}: {entry['shape']}  numpy {t_np:.3f} s")
+        if gpu:
             t_cp, r_cp = timed(args, "cupy", repeat)
             entry["cupy_s"] = t_cp
             entry["speedup"] = t_np / t_cp
             entry["cupy_vs_numpy"] = compare(r_np, r_cp)
-            log(f"{name}: cupy {t_cp:.3f} s  speedup {t_np / t_cp:.1f}x  {entry['cupy_vs_numpy']}")
+            rec.log(f"{name}: cupy {t_cp:.3f} s  speedup {t_np / t_cp:.1f}x  {entry['cupy_vs_numpy']}")
         entry["status_counts"] = {int(k): int(v) for k, v in zip(*np.unique(r_np.status, return_counts=True))}
-        report["workloads"][name] = entry
-    (out / f"{tag}.json").write_text(json.dumps(report, indent=2))
-    (out / f"{tag}.log").write_text("\n".join(log_lines) + "\n")
-    log(f"wrote {out / tag}.json and .log")
+        rec.report["workloads"][name] = entry
+    rec.save()
 
 
 if __name__ == "__main__":

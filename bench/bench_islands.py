@@ -15,8 +15,6 @@ Writes DIR/bench_islands[_quick]_<cpu|gpu>.json and .log (default DIR: bench/res
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,11 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpumatch.backend import get_backend, gpu_available  # noqa: E402
 from gpumatch.islands import SkyBox, build_islands  # noqa: E402
 from gpumatch.photometry import estimate_photometry  # noqa: E402
 from gpumatch.simulate import simulate_field  # noqa: E402
-from benchlib import machine_info as machine  # noqa: E402
+from benchlib import Recorder, common_parser, use_gpu  # noqa: E402
 
 DENSITY = 0.05  # per arcsec^2, both catalogues
 
@@ -84,30 +81,12 @@ def summary(isl, ph, sim):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the 1e5 x 1e5 workload only, one repeat")
-    ap.add_argument("--gpu", action="store_true", help="require the CuPy backend")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    ap.add_argument("--repeat", type=int, default=None)
-    opt = ap.parse_args(argv)
-    use_gpu = opt.gpu or gpu_available()
-    if opt.gpu:
-        get_backend("cupy")  # a clear error when it cannot be used
+    opt = common_parser(__doc__.splitlines()[0], "the 1e5 x 1e5 workload only, one repeat").parse_args(argv)
+    gpu = use_gpu(opt)
     repeat = opt.repeat or (1 if opt.quick else 2)
     sizes = [100_000] if opt.quick else [100_000, 1_000_000]
-    tag = f"bench_islands{'_quick' if opt.quick else ''}_{'gpu' if use_gpu else 'cpu'}"
-    out = Path(opt.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_lines = []
-
-    def log(msg):
-        print(msg, flush=True)
-        log_lines.append(msg)
-
-    report = {"benchmark": "islands+photometry", "quick": opt.quick, "repeat": repeat,
-              "machine": machine(), "workloads": {}}
-    log(f"machine: {json.dumps(report['machine'])}")
-    if use_gpu:  # warm-up: kernel compilation is not part of the timing
+    rec = Recorder("islands", opt, gpu, stages="islands+photometry", repeat=repeat)
+    if gpu:  # warm-up: kernel compilation is not part of the timing
         run_once(*make_field(2000), "cupy")
     for n in sizes:
         name = f"1e{int(round(np.log10(n)))}x1e{int(round(np.log10(n)))}"
@@ -116,18 +95,16 @@ def main(argv=None):
         entry = {"simulate_s": time.perf_counter() - t0}
         ti, tp, res_np = timed(sim, box, "numpy", repeat)
         entry.update(numpy_islands_s=ti, numpy_photometry_s=tp, result=summary(*res_np, sim))
-        log(f"{name}: numpy islands {ti:.2f} s  photometry {tp:.2f} s  {entry['result']}")
-        if use_gpu:
+        rec.log(f"{name}: numpy islands {ti:.2f} s  photometry {tp:.2f} s  {entry['result']}")
+        if gpu:
             ti_c, tp_c, res_cp = timed(sim, box, "cupy", repeat)
             entry.update(cupy_islands_s=ti_c, cupy_photometry_s=tp_c,
                          speedup_islands=ti / ti_c, speedup_photometry=tp / tp_c,
                          cupy_vs_numpy=compare(res_np, res_cp))
-            log(f"{name}: cupy islands {ti_c:.2f} s  photometry {tp_c:.2f} s  "
-                f"speedups {ti / ti_c:.1f}x / {tp / tp_c:.1f}x  {entry['cupy_vs_numpy']}")
-        report["workloads"][name] = entry
-    (out / f"{tag}.json").write_text(json.dumps(report, indent=2))
-    (out / f"{tag}.log").write_text("\n".join(log_lines) + "\n")
-    log(f"wrote {out / tag}.json and .log")
+            rec.log(f"{name}: cupy islands {ti_c:.2f} s  photometry {tp_c:.2f} s  "
+                    f"speedups {ti / ti_c:.1f}x / {tp / tp_c:.1f}x  {entry['cupy_vs_numpy']}")
+        rec.report["workloads"][name] = entry
+    rec.save()
 
 
 if __name__ == "__main__":

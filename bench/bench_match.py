@@ -19,8 +19,6 @@ Writes DIR/bench_match[_quick]_<cpu|gpu>.json and .log (default DIR: bench/resul
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import resource
 import sys
@@ -32,11 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpumatch.backend import get_backend, gpu_available  # noqa: E402
 from gpumatch.islands import SkyBox  # noqa: E402
 from gpumatch.simulate import FieldSpec, simulate_field  # noqa: E402
 from gpumatch.symmetric import MatchOptions, SideOptions, match_catalogues  # noqa: E402
-from benchlib import machine_info as machine  # noqa: E402
+from benchlib import Recorder, common_parser, use_gpu  # noqa: E402
 
 MACAUFF_S = 305.6
 TARGET_NUMPY_S = 60.0
@@ -133,30 +130,15 @@ def run_one(name, spec, opts, backend, log) -> tuple[dict, object, object]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="1/20 of the macauff field and 1/200 of the crowded one (seconds)")
-    ap.add_argument("--gpu", action="store_true", help="require the CuPy backend (and run the crowded field)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output folder")
+    ap = common_parser(__doc__.splitlines()[0], "1/20 of the macauff field and 1/200 of the crowded one (seconds)",
+                       gpu_help="require the CuPy backend (and run the crowded field)")
     ap.add_argument("--only", choices=("macauff_field", "crowded"), help="run one workload only")
     ap.add_argument("--note", default="", help="free text stored in the report (e.g. machine load)")
     opt = ap.parse_args(argv)
-    use_gpu = opt.gpu or gpu_available()
-    if opt.gpu:
-        get_backend("cupy")
-    tag = f"bench_match{'_quick' if opt.quick else ''}_{'gpu' if use_gpu else 'cpu'}"
-    out = Path(opt.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = []
-
-    def log(msg):
-        print(msg, flush=True)
-        lines.append(msg)
-
-    report = {"benchmark": "match", "quick": opt.quick, "machine": machine(), "note": opt.note,
-              "reference": {"macauff_0.1.2_s": MACAUFF_S, "target_numpy_s": TARGET_NUMPY_S},
-              "workloads": {}}
-    log(f"machine: {json.dumps(report['machine'])}")
+    gpu = use_gpu(opt)
+    rec = Recorder("match", opt, gpu, note=opt.note,
+                   reference={"macauff_0.1.2_s": MACAUFF_S, "target_numpy_s": TARGET_NUMPY_S})
+    log, report = rec.log, rec.report
     if opt.note:
         log(f"note: {opt.note}")
     if opt.only in (None, "macauff_field"):
@@ -171,7 +153,7 @@ def main(argv=None):
             log(f"macauff_field: NumPy {e_np['match_s']:.1f} s vs macauff 0.1.2 {MACAUFF_S} s "
                 f"({MACAUFF_S / e_np['match_s']:.1f}x); target < {TARGET_NUMPY_S:.0f} s: "
                 f"{'met' if entry['numpy_meets_target'] else 'NOT met'}")
-        if use_gpu:
+        if gpu:
             e_cp, r_cp, _ = run_one("macauff_field", spec, opts, "cupy", log)
             entry["cupy"] = e_cp
             entry["speedup"] = e_np["match_s"] / e_cp["match_s"]
@@ -179,18 +161,16 @@ def main(argv=None):
             log(f"macauff_field: cupy vs numpy {entry['cupy_vs_numpy']}, speedup {entry['speedup']:.1f}x")
         report["workloads"]["macauff_field"] = entry
     if opt.only in (None, "crowded"):
-        if use_gpu or opt.quick:
+        if gpu or opt.quick:
             scale = 1 / 200 if opt.quick else 1.0
             spec, opts = crowded_spec(scale)
-            be = "cupy" if use_gpu else "numpy"
+            be = "cupy" if gpu else "numpy"
             e, _, _ = run_one("crowded", spec, opts, be, log)
             report["workloads"]["crowded"] = {"scale": scale, "spec": vars(spec), be: e}
         else:
             log("crowded: skipped (GPU only; --quick runs a 1/200 version on NumPy)")
             report["workloads"]["crowded"] = {"skipped": "no GPU"}
-    (out / f"{tag}.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / f"{tag}.log").write_text("\n".join(lines) + "\n")
-    log(f"wrote {out / tag}.json and .log")
+    rec.save()
 
 
 if __name__ == "__main__":

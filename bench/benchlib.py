@@ -58,3 +58,50 @@ def machine_info() -> dict:
             "cpu_count": os.cpu_count(), "memory_gib": mem_gib,
             "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "gpu": gpu_info(), **commit(), "versions": versions()}
+
+
+def common_parser(description: str, quick_help: str, gpu_help: str = "require the CuPy backend"):
+    """ArgumentParser with the options every GPU-check benchmark takes: --quick, --gpu, --out, --repeat."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--gpu", action="store_true", help=gpu_help)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output folder")
+    ap.add_argument("--repeat", type=int, default=None, help="timed repeats (best is reported)")
+    return ap
+
+
+def use_gpu(opt) -> bool:
+    """CuPy is timed when --gpu is given (a clear error if it cannot be used) or a GPU is usable."""
+    from gpumatch.backend import get_backend, gpu_available
+
+    if opt.gpu:
+        get_backend("cupy")
+        return True
+    return gpu_available()
+
+
+class Recorder:
+    """Collects log lines and a JSON report; ``save()`` writes ``<out>/<tag>.json`` and ``.log``."""
+
+    def __init__(self, name: str, opt, gpu: bool, **fields):
+        import json
+
+        self._json = json
+        self.tag = f"bench_{name}{'_quick' if opt.quick else ''}_{'gpu' if gpu else 'cpu'}"
+        self.out = Path(opt.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lines: list[str] = []
+        self.report = {"benchmark": name, "quick": opt.quick, "machine": machine_info(), **fields,
+                       "workloads": {}}
+        self.log(f"machine: {json.dumps(self.report['machine'])}")
+
+    def log(self, msg: str):
+        print(msg, flush=True)
+        self.lines.append(msg)
+
+    def save(self):
+        (self.out / f"{self.tag}.json").write_text(self._json.dumps(self.report, indent=2, default=str))
+        (self.out / f"{self.tag}.log").write_text("\n".join(self.lines) + "\n")
+        self.log(f"wrote {self.out / self.tag}.json and .log")

@@ -719,6 +719,17 @@ class _PairSetup:
                 out.append(side[1].hankel_table(grid, part))
         return out
 
+    def chunks(self):
+        """Yield ``(grid, tables, rows, rows_on_device)`` over the Hankel-path pairs, grid by grid,
+        in row chunks of bounded memory."""
+        xp = self.be.xp
+        for grd, idx in self.groups:
+            tabs = self.tables(grd)
+            step = _chunk_rows(grd)
+            for k in range(0, idx.size, step):
+                rows = idx[k:k + step]
+                yield grd, tabs, rows, xp.asarray(rows)
+
     def weights(self, grid, rows, s2_dev, tables):
         """``a = 2 pi w_rho H_a H_b exp(-2 pi^2 rho^2 sigma2)`` for the pairs ``rows`` (host)."""
         xp = self.be.xp
@@ -755,16 +766,8 @@ def pair_auf(sep_arcsec, sigma2_arcsec2, cell_a=None, model_a=None, cell_b=None,
     g = gaussian_pdf(sep, s2)
     c = gaussian_cdf(sep, s2)
     setup = _PairSetup(s2, [(cell_a, model_a), (cell_b, model_b)], grid, be)
-    xp = be.xp
-    for grd, idx in setup.groups:
-        tabs = setup.tables(grd)
-        step = _chunk_rows(grd)
-        for k in range(0, idx.size, step):
-            rows = idx[k:k + step]
-            rd = xp.asarray(rows)
-            pdf, cdf = grd.interp_a(setup.weights(grd, rows, s2, tabs), sep[rd])
-            g[rd] = pdf
-            c[rd] = cdf
+    for grd, tabs, rows, rd in setup.chunks():
+        g[rd], c[rd] = grd.interp_a(setup.weights(grd, rows, s2, tabs), sep[rd])
     return g, c
 
 
@@ -778,13 +781,8 @@ def pair_radius(Y, sigma2_arcsec2, cell_a=None, model_a=None, cell_b=None, model
     y = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(Y, dtype=xp.float64), s2.shape))
     rad = gaussian_radius(y, s2)
     setup = _PairSetup(s2, [(cell_a, model_a), (cell_b, model_b)], grid, be)
-    for grd, idx in setup.groups:
-        tabs = setup.tables(grd)
-        step = _chunk_rows(grd)
-        for k in range(0, idx.size, step):
-            rows = idx[k:k + step]
-            rd = xp.asarray(rows)
-            rad[rd] = grd.radius_a(setup.weights(grd, rows, s2, tabs), y[rd])
+    for grd, tabs, rows, rd in setup.chunks():
+        rad[rd] = grd.radius_a(setup.weights(grd, rows, s2, tabs), y[rd])
     return rad
 
 
@@ -800,23 +798,18 @@ def pair_contamination(sep_arcsec, sigma2_arcsec2, cell_a=None, model_a=None, ce
     xp = be.xp
     out = [xp.zeros(sep.shape), xp.zeros(sep.shape)]
     setup = _PairSetup(s2, [(cell_a, model_a), (cell_b, model_b)], grid, be)
-    for grd, idx in setup.groups:
-        full = setup.tables(grd)
-        step = _chunk_rows(grd)
-        for k in range(0, idx.size, step):
-            rows = idx[k:k + step]
-            rd = xp.asarray(rows)
-            g, _ = grd.interp_a(setup.weights(grd, rows, s2, full), sep[rd])
-            for side_no in (0, 1):
-                side = setup.sides[side_no]
-                if side is None:
-                    continue
-                parts = ["all", "all"]
-                parts[side_no] = "cont"
-                gc, _ = grd.interp_a(setup.weights(grd, rows, s2, setup.tables(grd, *parts)), sep[rd])
-                frac = xp.asarray(np.append(side[1].frac_contaminated, 0.0)[side[0][rows]])
-                p = xp.where(g > 0, frac * gc / xp.where(g > 0, g, 1.0), 0.0)
-                out[side_no][rd] = xp.clip(p, 0.0, 1.0)
+    for grd, full, rows, rd in setup.chunks():
+        g, _ = grd.interp_a(setup.weights(grd, rows, s2, full), sep[rd])
+        for side_no in (0, 1):
+            side = setup.sides[side_no]
+            if side is None:
+                continue
+            parts = ["all", "all"]
+            parts[side_no] = "cont"
+            gc, _ = grd.interp_a(setup.weights(grd, rows, s2, setup.tables(grd, *parts)), sep[rd])
+            frac = xp.asarray(np.append(side[1].frac_contaminated, 0.0)[side[0][rows]])
+            p = xp.where(g > 0, frac * gc / xp.where(g > 0, g, 1.0), 0.0)
+            out[side_no][rd] = xp.clip(p, 0.0, 1.0)
     return out[0], out[1]
 
 
