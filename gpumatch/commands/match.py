@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_run_options
+
 DESCRIPTION = """\
 Symmetric probabilistic cross-match (Wilson & Naylor 2018; macauff's method) of the catalogues
 named in CONFIG.toml: astrometric uncertainty functions (Gaussian errors, optionally with the
@@ -55,14 +57,7 @@ def register(sub):
     p.add_argument("--order", choices=("precision", "given"),
                    help="sequential order: most precise astrometry (median 1-sigma error, arcsec) first, "
                         "or the order listed (overrides [match] order; default precision)")
-    p.add_argument("--no-figures", action="store_true",
-                   help="skip the figures (tables and summary are still written)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show progress bars on stderr (default: only when stderr is a terminal)")
-    p.add_argument("--demo-data", metavar="DIR",
-                   help="instead of running: write a simulated field in the layout examples/match.toml "
-                        "reads (X-ray CSV, GALACTICNUCLEUS-like VizieR TSV tiles, a VVV-like CSV, "
-                        "truth.csv) into DIR and exit")
+    add_run_options(p, "match.toml", "X-ray CSV, GALACTICNUCLEUS-like VizieR TSV tiles, a VVV-like CSV, truth.csv")
     p.set_defaults(func=run)
     return p
 

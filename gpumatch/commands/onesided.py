@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from . import add_run_options
+
 _DESCRIPTION = "\n\n".join(textwrap.fill(p, 88) for p in (
     "Read the X-ray catalogue and every IR catalogue named in CONFIG.toml, apply the HR0 and colour "
     "filters (recording why each row was removed), then against each IR catalogue: real vs shifted "
@@ -31,16 +33,10 @@ def register(sub):
     p.add_argument("--out", metavar="DIR",
                    help="output folder, relative to the current directory (default: the config's "
                         "[output] folder, relative to the config file)")
-    p.add_argument("--no-figures", action="store_true",
-                   help="skip the figures (tables and summary are still written)")
     p.add_argument("--seed", type=int, metavar="N",
                    help="random seed for the shifted (null) trials and the sweep; overrides [onesided] seed")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show progress bars on stderr (default: only when stderr is a terminal)")
-    p.add_argument("--demo-data", metavar="DIR",
-                   help="instead of running: write a simulated field in the layout examples/onesided.toml "
-                        "reads (X-ray CSV, 7 GALACTICNUCLEUS-like VizieR TSV tiles, a VVV-like CSV, "
-                        "candidates.csv, truth.csv) into DIR and exit")
+    add_run_options(p, "onesided.toml", "X-ray CSV, 7 GALACTICNUCLEUS-like VizieR TSV tiles, a VVV-like CSV, "
+                                        "candidates.csv, truth.csv")
     p.set_defaults(func=run)
     return p
 
