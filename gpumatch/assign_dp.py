@@ -108,16 +108,7 @@ def _terms(X, i, fwd):
 def _lse_step(X, Wj, fwd):
     """One LSE sweep step over a batch of islands (rows of X): every state's terms are
     X[m] (unmatched) and, column by column, X[source] + Wj[:, i]; see the module doc."""
-    M = X.copy()
-    am = np.full(X.shape, -1, dtype=np.int8)
-    for i in range(Wj.shape[1]):
-        src, _ = _terms(X, i, fwd)
-        _, Mt = _terms(M, i, fwd)
-        _, At = _terms(am, i, fwd)
-        t = src + Wj[:, i, None, None]
-        better = t > Mt
-        np.copyto(Mt, t, where=better)
-        np.copyto(At, np.int8(i), where=better)
+    M, am = _max_step(X, Wj, fwd)
     dead = M == NEG
     Ms = np.where(dead, 0.0, M)
     acc = np.where(am != -1, np.exp(X - Ms), 0.0)
@@ -131,14 +122,14 @@ def _lse_step(X, Wj, fwd):
     return np.where(dead, NEG, Ms + np.log1p(acc))
 
 
-def _max_step(V, Wj):
-    """Max-product forward step with choices: first strictly larger term wins."""
+def _max_step(V, Wj, fwd=True):
+    """Max-product step with choices (-1 = unmatched): the first strictly larger term wins."""
     out = V.copy()
     ch = np.full(V.shape, -1, dtype=np.int8)
     for i in range(Wj.shape[1]):
-        src, _ = _terms(V, i, True)
-        _, Ot = _terms(out, i, True)
-        _, Ct = _terms(ch, i, True)
+        src, _ = _terms(V, i, fwd)
+        _, Ot = _terms(out, i, fwd)
+        _, Ct = _terms(ch, i, fwd)
         t = src + Wj[:, i, None, None]
         better = t > Ot
         np.copyto(Ot, t, where=better)

@@ -17,3 +17,14 @@ def add_run_options(p, config_name: str, demo_files: str):
     p.add_argument("--demo-data", metavar="DIR",
                    help=f"instead of running: write a simulated field in the layout examples/{config_name} "
                         f"reads ({demo_files}) into DIR and exit")
+
+
+def demo_data_or_config(args):
+    """For --demo-data: write the demo inputs and return exit status 0; else require CONFIG.toml (None)."""
+    if args.demo_data:
+        from ..onesided.run import announce_demo_inputs
+
+        return announce_demo_inputs(args.demo_data)
+    if not args.config:
+        raise ValueError("give CONFIG.toml (or --demo-data DIR)")
+    return None

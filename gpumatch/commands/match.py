@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_run_options
+from . import add_run_options, demo_data_or_config
 
 DESCRIPTION = """\
 Symmetric probabilistic cross-match (Wilson & Naylor 2018; macauff's method) of the catalogues
@@ -63,12 +63,9 @@ def register(sub):
 
 
 def run(args) -> int:
-    if args.demo_data:
-        from ..onesided.run import announce_demo_inputs
-
-        return announce_demo_inputs(args.demo_data)
-    if not args.config:
-        raise ValueError("give CONFIG.toml (or --demo-data DIR)")
+    status = demo_data_or_config(args)
+    if status is not None:
+        return status
     from ..symmetric_config import run_from_config
 
     cats = [c.strip() for c in args.catalogues.split(",") if c.strip()] if args.catalogues else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from . import add_run_options
+from . import add_run_options, demo_data_or_config
 
 _DESCRIPTION = "\n\n".join(textwrap.fill(p, 88) for p in (
     "Read the X-ray catalogue and every IR catalogue named in CONFIG.toml, apply the HR0 and colour "
@@ -42,12 +42,11 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..onesided.run import announce_demo_inputs, run_from_config
+    from ..onesided.run import run_from_config
 
-    if args.demo_data:
-        return announce_demo_inputs(args.demo_data)
-    if not args.config:
-        raise ValueError("give CONFIG.toml (or --demo-data DIR)")
+    status = demo_data_or_config(args)
+    if status is not None:
+        return status
     summary = run_from_config(args.config, backend=getattr(args, "backend", None), out=args.out,
                               figures=not args.no_figures, seed=args.seed, progress=args.progress)
     print(summary["text"])
